@@ -1,0 +1,98 @@
+#include "verdict/common/http_server.h"
+
+namespace verdict {
+
+void ConfigureServer(httplib::Server& server, const ServerOptions& options) {
+  server.set_tcp_nodelay(true);
+  int threads = options.threads;
+  server.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+  server.set_keep_alive_max_count(options.keep_alive_max_count);
+  server.set_keep_alive_timeout(options.keep_alive_timeout_s);
+  server.set_payload_max_length(options.max_body_bytes);
+  server.set_read_timeout(30, 0);
+  server.set_write_timeout(30, 0);
+  server.set_error_handler([](const httplib::Request&, httplib::Response& res) {
+    if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
+    switch (res.status) {
+      case 404: ReplyError(res, 404, "not_found", "no such resource"); break;
+      case 405: ReplyError(res, 405, "method_not_allowed", "method not allowed"); break;
+      case 413: ReplyError(res, 413, "payload_too_large", "request body too large"); break;
+      case 400: ReplyError(res, 400, "bad_request", "malformed request"); break;
+      default:
+        ReplyError(res, res.status, res.status >= 500 ? "internal" : "bad_request",
+                   "request failed");
+    }
+    return httplib::Server::HandlerResponse::Handled;
+  });
+  server.set_exception_handler([](const httplib::Request&, httplib::Response& res,
+                                  std::exception_ptr ep) {
+    std::string what = "unexpected exception";
+    try {
+      if (ep) std::rethrow_exception(ep);
+    } catch (const std::exception& e) {
+      what = e.what();
+    } catch (...) {
+    }
+    ReplyError(res, 500, "internal", what);
+  });
+}
+
+void ReplyJson(httplib::Response& res, int status, const nlohmann::json& body) {
+  res.status = status;
+  res.set_content(body.dump(), "application/json");
+}
+
+void ReplyError(httplib::Response& res, int status, const std::string& code,
+                const std::string& message) {
+  nlohmann::json body = {{"error", {{"code", code}, {"message", message}}}};
+  res.status = status;
+  // dump with replacement so a non-UTF-8 message can never throw.
+  res.set_content(body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
+                  "application/json");
+}
+
+int HttpStatusFor(StatusCode code) {
+  switch (code) {
+    case StatusCode::kOk: return 200;
+    case StatusCode::kInvalidArgument: return 400;
+    case StatusCode::kNotFound: return 404;
+    case StatusCode::kConflict: return 409;
+    case StatusCode::kUnavailable:
+    case StatusCode::kInDoubt:
+    case StatusCode::kIoError:
+    case StatusCode::kTimeout: return 503;
+    case StatusCode::kInternal: return 500;
+  }
+  return 500;
+}
+
+void ReplyStatus(httplib::Response& res, const Status& status) {
+  ReplyError(res, HttpStatusFor(status.code()), std::string(StatusCodeName(status.code())),
+             status.message());
+}
+
+Result<nlohmann::json> ParseJsonObject(const std::string& body, bool allow_empty) {
+  if (body.empty()) {
+    if (allow_empty) return nlohmann::json::object();
+    return Status::InvalidArgument("request body is empty; a JSON object is required");
+  }
+  nlohmann::json j = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded()) return Status::InvalidArgument("request body is not valid JSON");
+  if (!j.is_object()) return Status::InvalidArgument("request body must be a JSON object");
+  return j;
+}
+
+Result<int> BindServer(httplib::Server& server, const std::string& host, int port) {
+  if (port == 0) {
+    int bound = server.bind_to_any_port(host.c_str());
+    if (bound <= 0) return Status::Unavailable("cannot bind " + host + ":0");
+    return bound;
+  }
+  if (!server.bind_to_port(host.c_str(), port)) {
+    return Status::Unavailable("cannot listen on " + host + ":" + std::to_string(port) +
+                               " (in use or not a local address)");
+  }
+  return port;
+}
+
+}  // namespace verdict
