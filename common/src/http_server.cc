@@ -11,7 +11,8 @@ void ConfigureServer(httplib::Server& server, const ServerOptions& options) {
   server.set_payload_max_length(options.max_body_bytes);
   server.set_read_timeout(30, 0);
   server.set_write_timeout(30, 0);
-  server.set_error_handler([](const httplib::Request&, httplib::Response& res) {
+  server.set_error_handler(httplib::Server::HandlerWithResponse(
+      [](const httplib::Request&, httplib::Response& res) {
     if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
     switch (res.status) {
       case 404: ReplyError(res, 404, "not_found", "no such resource"); break;
@@ -23,7 +24,8 @@ void ConfigureServer(httplib::Server& server, const ServerOptions& options) {
                    "request failed");
     }
     return httplib::Server::HandlerResponse::Handled;
-  });
+  }));
+  InstallPreRouting(server, nullptr);
   server.set_exception_handler([](const httplib::Request&, httplib::Response& res,
                                   std::exception_ptr ep) {
     std::string what = "unexpected exception";
@@ -35,6 +37,20 @@ void ConfigureServer(httplib::Server& server, const ServerOptions& options) {
     }
     ReplyError(res, 500, "internal", what);
   });
+}
+
+void InstallPreRouting(httplib::Server& server,
+                       std::function<bool(const httplib::Request&, httplib::Response&)> hook) {
+  server.set_pre_routing_handler(
+      [hook = std::move(hook)](const httplib::Request& req, httplib::Response& res) {
+        if (req.method == "POST" && !req.has_header("Content-Length") &&
+            !req.has_header("Transfer-Encoding")) {
+          // The server owns a mutable Request; only the callback type is const.
+          const_cast<httplib::Request&>(req).headers.emplace("Content-Length", "0");
+        }
+        if (hook && hook(req, res)) return httplib::Server::HandlerResponse::Handled;
+        return httplib::Server::HandlerResponse::Unhandled;
+      });
 }
 
 void ReplyJson(httplib::Response& res, int status, const nlohmann::json& body) {

@@ -5,6 +5,7 @@
 #include <httplib.h>
 
 #include <nlohmann/json.hpp>
+#include <functional>
 #include <string>
 
 #include "verdict/common/status.h"
@@ -23,6 +24,13 @@ struct ServerOptions {
 // TCP_NODELAY, thread pool, keep-alive limits, payload limit, and an error
 // handler that gives every 4xx/5xx without a body the JSON error envelope.
 void ConfigureServer(httplib::Server& server, const ServerOptions& options);
+
+// Installs the server's pre-routing handler: a bodiless POST without
+// Content-Length (e.g. `curl -X POST`) is treated as an empty body instead of
+// cpp-httplib's 400; then `hook` (may be empty) can answer the request itself
+// by returning true (e.g. 401). Replaces any earlier pre-routing handler.
+void InstallPreRouting(httplib::Server& server,
+                       std::function<bool(const httplib::Request&, httplib::Response&)> hook);
 
 void ReplyJson(httplib::Response& res, int status, const nlohmann::json& body);
 void ReplyError(httplib::Response& res, int status, const std::string& code,
