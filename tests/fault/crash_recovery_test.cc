@@ -12,7 +12,7 @@
 #include <random>
 #include <thread>
 
-#include "fault/fault_fixture.h"
+#include "support/cluster_fixture.h"
 
 namespace verdict::testing {
 namespace {
@@ -42,7 +42,7 @@ std::string Name(const CrashCase& c) {
 
 using CrashParam = std::tuple<Store, std::string /*protocol*/, CrashCase>;
 
-class FailpointCrashTest : public FaultFixture, public ::testing::WithParamInterface<CrashParam> {
+class FailpointCrashTest : public ClusterFixture, public ::testing::WithParamInterface<CrashParam> {
  protected:
   Store store() const override { return std::get<0>(GetParam()); }
 };
@@ -129,7 +129,7 @@ INSTANTIATE_TEST_SUITE_P(ThreePc, FailpointCrashTest,
 
 // ---------------------------------------------------------------------------
 
-class RecoveryScenarioTest : public FaultFixture,
+class RecoveryScenarioTest : public ClusterFixture,
                              public ::testing::WithParamInterface<std::tuple<Store, std::string>> {
  protected:
   Store store() const override { return std::get<0>(GetParam()); }

@@ -5,12 +5,12 @@
 
 #include <thread>
 
-#include "fault/fault_fixture.h"
+#include "support/cluster_fixture.h"
 
 namespace verdict::testing {
 namespace {
 
-class ThreePhaseTest : public FaultFixture, public ::testing::WithParamInterface<Store> {
+class ThreePhaseTest : public ClusterFixture, public ::testing::WithParamInterface<Store> {
  protected:
   Store store() const override { return GetParam(); }
 

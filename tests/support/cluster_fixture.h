@@ -1,4 +1,4 @@
-// Shared fixture of the fault tests: one real verdictd and two real
+// Shared fixture of the integration and fault tests: one real verdictd and two real
 // verdict-bank participants ("bank-a", "bank-b"), on the embedded store or on
 // PostgreSQL (both banks share one fresh database, so gid prefixes matter),
 // with short retry and query intervals so recovery is quick to observe.
@@ -20,7 +20,7 @@ enum class Store { kEmbedded, kPostgres };
 
 inline std::string StoreName(Store s) { return s == Store::kEmbedded ? "embedded" : "postgres"; }
 
-class FaultFixture : public ::testing::Test {
+class ClusterFixture : public ::testing::Test {
  protected:
   virtual Store store() const = 0;
   // Extra bank flags (e.g. 3PC termination timing).
