@@ -69,7 +69,9 @@ TEST_P(ThreePhaseTest, CoordinatorKilledBeforePrecommitParticipantsAbort) {
   EXPECT_EQ(Commit(coord_->url(), id).status, 0);
   ASSERT_EQ(coord_->WaitExit(10s), 137);
   EXPECT_EQ(AwaitParticipantsAgree(id, 70, 130), "aborted") << Dump(id);
-  if (!pg_uri_.empty()) EXPECT_EQ(CountPreparedXacts(pg_uri_, "verdict:"), 0);
+  if (!pg_uri_.empty()) {
+    EXPECT_EQ(CountPreparedXacts(pg_uri_, "verdict:"), 0);
+  }
 }
 
 // The precommit decision is logged but never sent, and the coordinator stays

@@ -18,7 +18,9 @@ struct ServerOptions {
   int threads = 96;
   size_t max_body_bytes = 1 << 20;  // larger bodies get 413
   int keep_alive_max_count = 1'000'000;
-  int keep_alive_timeout_s = 30;
+  // Idle keep-alive connections close after this long. cpp-httplib's stop()
+  // waits for them, so it also bounds how long a clean shutdown takes.
+  int keep_alive_timeout_s = 2;
 };
 
 // TCP_NODELAY, thread pool, keep-alive limits, payload limit, and an error

@@ -9,7 +9,7 @@
 //   std::string txn = req.get_header_value(kTxnIdHeader);
 //   ... stage work in the resource under txn ...
 //   Status s = participant.Enlist(txn);
-//   if (!s.ok()) { resource.Abort(txn).IgnoreError(); reply 409 (or 503); }
+//   if (!s.ok()) { participant.AbortUnprepared(txn).IgnoreError(); reply 409 (or 503); }
 //
 // Endpoints mounted at the service root (CONTRACT.md "Participant protocol"):
 //   POST /prepare, /precommit, /commit, /abort; GET /txn-state?txn_id=ID (3PC
@@ -53,6 +53,8 @@ struct ParticipantOptions {
   std::chrono::milliseconds query_backoff_initial{100};
   std::chrono::milliseconds query_backoff_max{5'000};
   std::chrono::milliseconds request_timeout{3'000};
+  // Outcomes of finished txns are remembered this long (Resource::ForgetOutcomesBefore).
+  std::chrono::milliseconds outcome_retention{24 * 3600 * 1000};
 };
 
 class Participant {
@@ -70,6 +72,14 @@ class Participant {
   // (later calls return at once). Conflict when the coordinator refuses (the
   // txn is no longer active or unknown); Unavailable when it cannot be reached.
   Status Enlist(const std::string& txn_id);
+
+  // Undoes the work of `txn_id` here unless it is already prepared (then the
+  // coordinator owns its fate and this returns Conflict). Serialized with the
+  // protocol calls for the txn, so it never aborts behind a yes vote. Business
+  // handlers call it when they give up on a txn (enlistment failed, or the
+  // work hit a conflict that dooms the txn). Unknown ids are remembered as
+  // aborted by the resource, so the txn then votes no.
+  Status AbortUnprepared(const std::string& txn_id);
 
   // Starts recovery of in-doubt transactions and the background sweeper
   // (stale active work, in-doubt queries). Call after Mount, before serving.
