@@ -1,9 +1,21 @@
 #include "verdict/common/http_server.h"
 
+#include <dirent.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <cstdlib>
+
 namespace verdict {
 
 void ConfigureServer(httplib::Server& server, const ServerOptions& options) {
   server.set_tcp_nodelay(true);
+  // SO_REUSEADDR only. cpp-httplib's default also sets SO_REUSEPORT, which lets
+  // a second process bind the same port and silently take half its traffic.
+  server.set_socket_options([](socket_t sock) {
+    int yes = 1;
+    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+  });
   int threads = options.threads;
   server.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
   server.set_keep_alive_max_count(options.keep_alive_max_count);
@@ -98,16 +110,47 @@ Result<nlohmann::json> ParseJsonObject(const std::string& body, bool allow_empty
   return j;
 }
 
+namespace {
+
+// cpp-httplib 0.11 listens with a backlog of 5, and has no setting for it. A
+// burst of new connections (a client pool warming up, a benchmark starting)
+// overflows that queue and the kernel drops or resets connections. Calling
+// listen() again on the bound socket raises the backlog; the socket is found
+// among this process's descriptors by its local port and SO_ACCEPTCONN.
+void RaiseListenBacklog(int port) {
+  DIR* dir = opendir("/proc/self/fd");
+  if (dir == nullptr) return;
+  while (dirent* entry = readdir(dir)) {
+    int fd = atoi(entry->d_name);
+    if (fd <= 2) continue;
+    int listening = 0;
+    socklen_t len = sizeof(listening);
+    if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) != 0 || !listening) continue;
+    sockaddr_storage addr{};
+    socklen_t addr_len = sizeof(addr);
+    if (getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &addr_len) != 0) continue;
+    int bound = 0;
+    if (addr.ss_family == AF_INET) bound = ntohs(reinterpret_cast<sockaddr_in*>(&addr)->sin_port);
+    if (addr.ss_family == AF_INET6) bound = ntohs(reinterpret_cast<sockaddr_in6*>(&addr)->sin6_port);
+    if (bound == port) listen(fd, 1024);
+  }
+  closedir(dir);
+}
+
+}  // namespace
+
 Result<int> BindServer(httplib::Server& server, const std::string& host, int port) {
   if (port == 0) {
     int bound = server.bind_to_any_port(host.c_str());
     if (bound <= 0) return Status::Unavailable("cannot bind " + host + ":0");
+    RaiseListenBacklog(bound);
     return bound;
   }
   if (!server.bind_to_port(host.c_str(), port)) {
     return Status::Unavailable("cannot listen on " + host + ":" + std::to_string(port) +
                                " (in use or not a local address)");
   }
+  RaiseListenBacklog(port);
   return port;
 }
 

@@ -11,6 +11,7 @@
 namespace verdict::participant {
 namespace {
 constexpr char kComponent[] = "participant";
+constexpr size_t kMaxEnlistCache = 100'000;
 
 // The error message of a contract error envelope, or the raw body.
 std::string ErrorMessage(const std::string& body) {
@@ -70,6 +71,9 @@ Status Participant::Impl::Enlist(const std::string& txn_id) {
     case 200:
     case 201: {
       std::lock_guard lock(enlist_mu_);
+      // Entries leave when their txn finishes here; the cap only bounds memory
+      // if a coordinator vanishes for good (re-enlisting is a harmless no-op).
+      if (enlisted_.size() >= kMaxEnlistCache) enlisted_.clear();
       enlisted_.insert(txn_id);
       return Status::Ok();
     }

@@ -170,6 +170,19 @@ TEST(CoordinatorFlagsTest, BadFlagsAndNonLoopbackListen) {
   EXPECT_NE(log.find("error: "), std::string::npos) << log;
 }
 
+TEST(CoordinatorFlagsTest, PortInUseIsRefused) {
+  VerdictdProcess first;
+  ASSERT_TRUE(first.Start());
+  TempDir dir;
+  Process second({BinPath("verdictd"),
+                  {"--listen", "127.0.0.1:" + std::to_string(first.port()), "--data-dir", dir.Sub("d")},
+                  {},
+                  dir.Sub("out.log")});
+  ASSERT_TRUE(second.Start());
+  EXPECT_EQ(second.WaitExit(10s), 1) << "a second coordinator must not share the port";
+  EXPECT_NE(ReadFile(dir.Sub("out.log")).find("error: cannot listen"), std::string::npos);
+}
+
 TEST(CoordinatorFlagsTest, SigtermExitsZero) {
   VerdictdProcess coord;
   ASSERT_TRUE(coord.Start());

@@ -119,7 +119,11 @@ TEST_P(TransferTest, ConcurrentTransfersOnOneAccountLoseNoUpdate) {
   for (int i = 0; i < kTransfers; ++i) {
     threads.emplace_back([&] {
       HttpResult t = CreateTxn(coord_->url(), {{"protocol", protocol()}});
-      std::string id = t.json.value("id", "");
+      if (t.status != 201) {
+        ADD_FAILURE() << "create: " << t.Describe();
+        return;
+      }
+      std::string id = t.json["id"];
       bool ok = bank_a_->Apply(id, "alice", -1).status == 200 &&
                 bank_b_->Apply(id, "bob", 1).status == 200;
       HttpResult r = ok ? Commit(coord_->url(), id) : Abort(coord_->url(), id);

@@ -19,6 +19,7 @@ namespace verdict::testing {
 enum class Store { kEmbedded, kPostgres };
 
 inline std::string StoreName(Store s) { return s == Store::kEmbedded ? "embedded" : "postgres"; }
+inline void PrintTo(Store s, std::ostream* os) { *os << StoreName(s); }
 
 class ClusterFixture : public ::testing::Test {
  protected:
