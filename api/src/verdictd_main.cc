@@ -44,6 +44,7 @@ int main(int argc, char** argv) {
   int64_t retry_max_ms = 10'000;
   int64_t retention_ms = 86'400'000;
   int64_t recovery_interval_ms = 2'000;
+  int64_t retention_check_ms = 60'000;
   int64_t threads = 96;
   int64_t max_body_bytes = 1 << 20;
 
@@ -62,6 +63,8 @@ int main(int argc, char** argv) {
   flags.DurationMs("retry-max", &retry_max_ms, "cap of the phase-two retry backoff");
   flags.DurationMs("retention", &retention_ms, "how long completed transactions stay in the log");
   flags.DurationMs("recovery-interval", &recovery_interval_ms, "period of the background recovery pass");
+  flags.DurationMs("retention-check-interval", &retention_check_ms,
+                   "how often completed records older than --retention are deleted");
   flags.Int("threads", &threads, "HTTP worker threads");
   flags.Int("max-body-bytes", &max_body_bytes, "largest accepted request body (larger: 413)");
   if (int rc = HandleFlagParse(flags, argc, argv); rc >= 0) return rc;
@@ -78,6 +81,8 @@ int main(int argc, char** argv) {
   if (threads < 4 || threads > 4096) return Fail("--threads must be between 4 and 4096");
   if (max_body_bytes < 1024) return Fail("--max-body-bytes must be at least 1024");
   if (retention_ms < 0) return Fail("--retention must not be negative");
+  if (recovery_interval_ms < 10) return Fail("--recovery-interval must be at least 10ms");
+  if (retention_check_ms < 10) return Fail("--retention-check-interval must be at least 10ms");
   if (Status s = failpoint::ConfigureFromEnv(); !s.ok()) return Fail("VERDICT_FAILPOINTS: " + s.message());
 
   std::unique_ptr<coordinator::DecisionLog> log;
@@ -120,6 +125,7 @@ int main(int argc, char** argv) {
   recovery::RecoveryOptions recovery_options;
   recovery_options.retention_ms = retention_ms;
   recovery_options.pass_interval = std::chrono::milliseconds(recovery_interval_ms);
+  recovery_options.gc_interval = std::chrono::milliseconds(retention_check_ms);
   recovery::RecoveryManager recovery(&engine, recovery_options);
   // Every incomplete transaction is finished (or being re-driven) before the
   // API answers its first request.

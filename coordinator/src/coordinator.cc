@@ -446,16 +446,17 @@ Result<Transaction> Coordinator::RunCommit(const std::shared_ptr<Entry>& e) {
     FinishDrive(e, TxnState::kAborted);
     return txn;
   }
+  // The decision is durable and visible to readers; nothing is sent yet.
+  std::vector<size_t> yes;
+  for (size_t i = 0; i < txn.participants.size(); ++i) {
+    if (txn.participants[i].vote == Vote::kYes) yes.push_back(i);
+  }
+  lock.unlock();
   failpoint::Hit("coordinator.after_decision_log").IgnoreError();
 
   if (protocol == Protocol::k3pc) {
     // Precommit round: every yes voter records precommitted durably. Whatever
     // the acks, the logged precommit means the outcome is commit.
-    std::vector<size_t> yes;
-    for (size_t i = 0; i < txn.participants.size(); ++i) {
-      if (txn.participants[i].vote == Vote::kYes) yes.push_back(i);
-    }
-    lock.unlock();
     std::vector<Status> acks(yes.size());
     fanout_.ParallelFor(yes.size(), [&](size_t k) {
       acks[k] = client_.Precommit(parts[yes[k]].url, id);
@@ -465,8 +466,8 @@ Result<Transaction> Coordinator::RunCommit(const std::shared_ptr<Entry>& e) {
     lock.lock();
     txn.state = TxnState::kCommitting;
     WriteLog(*e, /*sync=*/false).IgnoreError();
+    lock.unlock();
   }
-  lock.unlock();
   Phase2Round(e, Decision::kCommit);
   lock.lock();
   FinishDrive(e, TxnState::kCommitted);

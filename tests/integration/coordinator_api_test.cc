@@ -2,6 +2,8 @@
 // codes and error bodies for good and bad input, auth, and the listen guard.
 #include <gtest/gtest.h>
 
+#include <thread>
+
 #include "support/harness.h"
 
 namespace verdict::testing {
@@ -168,6 +170,28 @@ TEST(CoordinatorFlagsTest, BadFlagsAndNonLoopbackListen) {
   EXPECT_NE(run({"--listen", "127.0.0.1:0"}).value_or(0), 0) << "--data-dir is required";
   std::string log = ReadFile(dir.Sub("out.log"));
   EXPECT_NE(log.find("error: "), std::string::npos) << log;
+}
+
+TEST(CoordinatorRetentionTest, CompletedRecordsAreDeletedAfterRetention) {
+  VerdictdProcess coord(ServiceOptions{
+      .extra_args = {"--retention", "300ms", "--retention-check-interval", "100ms",
+                     "--recovery-interval", "50ms"}});
+  ASSERT_TRUE(coord.Start());
+  std::string done = CreateTxn(coord.url()).json["id"];
+  ASSERT_EQ(Commit(coord.url(), done).json["completed"], true);
+  std::string open = CreateTxn(coord.url(), {{"timeout_ms", 60000}}).json["id"];
+  // Kept while within the retention...
+  EXPECT_EQ(GetTxn(coord.url(), done).status, 200);
+  // ...then deleted from the log (and, after a restart, from memory too).
+  std::this_thread::sleep_for(1s);
+  coord.Kill9();
+  ASSERT_TRUE(coord.Restart());
+  EXPECT_EQ(GetTxn(coord.url(), done).status, 404);
+  EXPECT_EQ(Decision(coord.url(), done).json["decision"], "abort") << "presumed abort";
+  // An incomplete transaction is never deleted: recovery aborted it on restart.
+  HttpResult still = GetTxn(coord.url(), open);
+  ASSERT_EQ(still.status, 200) << still.Describe();
+  EXPECT_EQ(still.json["state"], "aborted");
 }
 
 TEST(CoordinatorFlagsTest, PortInUseIsRefused) {
