@@ -322,13 +322,9 @@ Status LevelDbResource::Precommit(const std::string& txn_id) {
     txn->record.state = LocalState::kPrecommitted;
     return Status::Ok();
   }
-  Known known = CachedOutcomeLocked(txn_id);
-  lock.unlock();
-  if (known == Known::kNo) {
-    Result<Known> disk = DiskOutcome(txn_id);
-    if (!disk.ok()) return disk.status();
-    known = *disk;
-  }
+  Result<Known> finished = FinishedOutcomeUnlocking(lock, txn_id);
+  if (!finished.ok()) return finished.status();
+  Known known = *finished;
   if (known == Known::kCommitted) return Status::Ok();
   if (known == Known::kAborted) {
     return Status::Conflict("txn_aborted: transaction '" + txn_id + "' was aborted here");
@@ -364,13 +360,9 @@ Status LevelDbResource::Commit(const std::string& txn_id) {
     FinishLocked(txn_id, LocalState::kCommitted, now);
     return Status::Ok();
   }
-  Known known = CachedOutcomeLocked(txn_id);
-  lock.unlock();
-  if (known == Known::kNo) {
-    Result<Known> disk = DiskOutcome(txn_id);
-    if (!disk.ok()) return disk.status();
-    known = *disk;
-  }
+  Result<Known> finished = FinishedOutcomeUnlocking(lock, txn_id);
+  if (!finished.ok()) return finished.status();
+  Known known = *finished;
   if (known == Known::kAborted) {
     VLOG_ERROR(kComponent, "commit requested for " << txn_id << ", which was aborted here");
     return Status::Conflict("txn_aborted: transaction '" + txn_id + "' was aborted here");
@@ -426,13 +418,9 @@ Result<LocalState> LevelDbResource::GetState(const std::string& txn_id) {
       case Phase::kPrecommitted: return LocalState::kPrecommitted;
     }
   }
-  Known known = CachedOutcomeLocked(txn_id);
-  lock.unlock();
-  if (known == Known::kNo) {
-    Result<Known> disk = DiskOutcome(txn_id);
-    if (!disk.ok()) return disk.status();
-    known = *disk;
-  }
+  Result<Known> finished = FinishedOutcomeUnlocking(lock, txn_id);
+  if (!finished.ok()) return finished.status();
+  Known known = *finished;
   if (known == Known::kCommitted) return LocalState::kCommitted;
   if (known == Known::kAborted) return LocalState::kAborted;
   return LocalState::kUnknown;
@@ -556,6 +544,14 @@ LevelDbResource::Known LevelDbResource::CachedOutcomeLocked(const std::string& t
   auto it = finished_.find(txn_id);
   if (it == finished_.end()) return Known::kNo;
   return it->second.state == LocalState::kCommitted ? Known::kCommitted : Known::kAborted;
+}
+
+Result<LevelDbResource::Known> LevelDbResource::FinishedOutcomeUnlocking(
+    std::unique_lock<std::mutex>& lock, const std::string& txn_id) {
+  Known known = CachedOutcomeLocked(txn_id);
+  lock.unlock();
+  if (known != Known::kNo) return known;
+  return DiskOutcome(txn_id);
 }
 
 Result<LevelDbResource::Known> LevelDbResource::DiskOutcome(const std::string& txn_id) {

@@ -163,6 +163,10 @@ class LevelDbResource final : public Resource {
   // Outcome from the in-memory cache (mu_ held) or the disk (mu_ not held).
   Known CachedOutcomeLocked(const std::string& txn_id);
   Result<Known> DiskOutcome(const std::string& txn_id);
+  // The outcome of a txn no longer held in memory: the cache (under `lock`,
+  // which it releases), then the disk.
+  Result<Known> FinishedOutcomeUnlocking(std::unique_lock<std::mutex>& lock,
+                                         const std::string& txn_id);
   // Writes the outcome (and deletes any prepared record) of a txn, unsynced.
   Status WriteAbortRecord(const std::string& txn_id, int64_t at_ms);
   // Records "aborted" for a txn this resource has no entry for; returns the
