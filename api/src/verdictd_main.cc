@@ -51,7 +51,7 @@ int main(int argc, char** argv) {
   FlagSet flags("verdictd", "verdict transaction coordinator: 2PC/3PC over HTTP with a durable decision log.");
   flags.String("listen", &listen, "HOST:PORT to serve the API on");
   flags.String("data-dir", &data_dir, "directory of the embedded LevelDB decision log (required for leveldb)");
-  flags.String("log-backend", &log_backend, "decision log backend: leveldb");
+  flags.String("log-backend", &log_backend, "decision log backend: leveldb or postgres");
   flags.String("pg-uri", &pg_uri, "PostgreSQL URI for --log-backend postgres");
   flags.String("api-token", &api_token, "bearer token required on /v1/* (empty: none)");
   flags.String("admin-token", &admin_token, "bearer token required on /admin/* (empty: none)");
@@ -96,7 +96,9 @@ int main(int argc, char** argv) {
     log = std::move(opened).value();
   } else if (log_backend == "postgres") {
     if (pg_uri.empty()) return Fail("--log-backend postgres needs --pg-uri");
-    return Fail("--log-backend postgres is not available in this build yet; use leveldb");
+    auto opened = coordinator::OpenPostgresDecisionLog(pg_uri);
+    if (!opened.ok()) return Fail(opened.status().message());
+    log = std::move(opened).value();
   } else {
     return Fail("--log-backend must be leveldb or postgres");
   }
@@ -137,7 +139,9 @@ int main(int argc, char** argv) {
   recovery.Start();
 
   std::thread serve([&server] { server.listen_after_bind(); });
-  VLOG_INFO("verdictd", "listening on " << host << ":" << port << " (data " << data_dir << ")");
+  VLOG_INFO("verdictd", "listening on " << host << ":" << port << " (decision log: "
+                                        << (log_backend == "leveldb" ? data_dir : "PostgreSQL")
+                                        << ")");
   int sig = WaitForTerminationSignal();
   VLOG_INFO("verdictd", "signal " << sig << ": shutting down");
   server.stop();

@@ -168,6 +168,14 @@ TEST(CoordinatorFlagsTest, BadFlagsAndNonLoopbackListen) {
   EXPECT_NE(run({"--listen", "0.0.0.0:0", "--data-dir", dir.Sub("d")}).value_or(0), 0);
   EXPECT_NE(run({"--listen", "127.0.0.1:0", "--data-dir", "/proc/nope/x"}).value_or(0), 0);
   EXPECT_NE(run({"--listen", "127.0.0.1:0"}).value_or(0), 0) << "--data-dir is required";
+  EXPECT_NE(run({"--listen", "127.0.0.1:0", "--log-backend", "postgres"}).value_or(0), 0)
+      << "--pg-uri is required";
+  EXPECT_NE(run({"--listen", "127.0.0.1:0", "--log-backend", "postgres", "--pg-uri",
+                 "postgresql://postgres@127.0.0.1:" + std::to_string(FreePort()) + "/x"})
+                .value_or(0),
+            0)
+      << "an unreachable database is refused at start-up";
+  EXPECT_NE(run({"--listen", "127.0.0.1:0", "--log-backend", "mysql"}).value_or(0), 0);
   std::string log = ReadFile(dir.Sub("out.log"));
   EXPECT_NE(log.find("error: "), std::string::npos) << log;
 }

@@ -29,11 +29,19 @@ class ClusterFixture : public ::testing::Test {
     return {"--in-doubt-query-after", "1s", "--active-timeout", "5s"};
   }
 
+  // True: verdictd keeps its decision log in PostgreSQL (a database of its own).
+  virtual bool postgres_decision_log() const { return false; }
+
   void SetUp() override {
     ServiceOptions coord_opts;
     coord_opts.port = FreePort();
     coord_opts.extra_args = {"--retry-max", "300ms", "--recovery-interval", "500ms",
                              "--prepare-timeout", "3s", "--phase2-timeout", "2s"};
+    if (postgres_decision_log()) {
+      log_uri_ = NewTestDatabase("decision_log");
+      coord_opts.extra_args.insert(coord_opts.extra_args.end(),
+                                   {"--log-backend", "postgres", "--pg-uri", log_uri_});
+    }
     coord_ = std::make_unique<VerdictdProcess>(coord_opts);
     std::string coord_url = "http://127.0.0.1:" + std::to_string(coord_opts.port);
     if (store() == Store::kPostgres) pg_uri_ = NewTestDatabase("fault");
@@ -112,7 +120,8 @@ class ClusterFixture : public ::testing::Test {
     return out;
   }
 
-  std::string pg_uri_;
+  std::string pg_uri_;   // the banks' database (Store::kPostgres)
+  std::string log_uri_;  // verdictd's decision-log database (postgres_decision_log())
   std::unique_ptr<VerdictdProcess> coord_;
   std::unique_ptr<BankProcess> bank_a_;
   std::unique_ptr<BankProcess> bank_b_;

@@ -2,147 +2,35 @@
 
 #include <filesystem>
 
+#include "support/decision_log_contract.h"
 #include "verdict/common/ids.h"
-#include "verdict/coordinator/decision_log.h"
 
 namespace verdict::coordinator {
 namespace {
 
-class DecisionLogTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() / ("verdict-log-test-" + NewRandomId());
-    Reopen();
-  }
-  void TearDown() override {
-    log_.reset();
-    std::filesystem::remove_all(dir_);
-  }
-  void Reopen() {
-    log_.reset();
-    auto opened = OpenLevelDbDecisionLog(dir_.string());
-    ASSERT_TRUE(opened.ok()) << opened.status().ToString();
-    log_ = std::move(opened).value();
-  }
-  static Transaction Txn(const std::string& id, TxnState state) {
-    Transaction t;
-    t.id = id;
-    t.state = state;
-    t.timeout_ms = 1000;
-    t.created_at_ms = 1'700'000'000'000;
-    t.participants.push_back({"a", "http://127.0.0.1:1", Vote::kYes, false});
-    t.participants.push_back({"b", "http://127.0.0.1:2", std::nullopt, true});
-    return t;
-  }
-
-  std::filesystem::path dir_;
-  std::unique_ptr<DecisionLog> log_;
-};
-
-TEST_F(DecisionLogTest, RecordEncodingRoundTrips) {
-  Transaction t = Txn("x1", TxnState::kCommitting);
-  t.protocol = Protocol::k3pc;
-  t.reason = "why \"quoted\"";
-  t.decided_at_ms = 5;
-  std::string bytes = EncodeRecord(t);
-  ASSERT_EQ(static_cast<uint8_t>(bytes[0]), kRecordFormatVersion);
-  Result<Transaction> back = DecodeRecord(bytes);
-  ASSERT_TRUE(back.ok()) << back.status().ToString();
-  EXPECT_EQ(back->id, "x1");
-  EXPECT_EQ(back->protocol, Protocol::k3pc);
-  EXPECT_EQ(back->state, TxnState::kCommitting);
-  EXPECT_EQ(back->reason, t.reason);
-  EXPECT_EQ(back->decided_at_ms, 5);
-  ASSERT_EQ(back->participants.size(), 2u);
-  EXPECT_EQ(back->participants[0].vote, Vote::kYes);
-  EXPECT_FALSE(back->participants[1].vote.has_value());
-  EXPECT_TRUE(back->participants[1].acked);
+LogBackend LevelDbBackend() {
+  return {"LevelDb",
+          [] {
+            return (std::filesystem::temp_directory_path() / ("verdict-log-test-" + NewRandomId()))
+                .string();
+          },
+          [](const std::string& dir) { return OpenLevelDbDecisionLog(dir); },
+          [](const std::string& dir) { std::filesystem::remove_all(dir); }};
 }
 
-TEST_F(DecisionLogTest, RejectsUnknownVersionAndGarbage) {
-  std::string bytes = EncodeRecord(Txn("x", TxnState::kActive));
-  bytes[0] = 2;
-  EXPECT_EQ(DecodeRecord(bytes).status().code(), StatusCode::kInvalidArgument);
-  EXPECT_FALSE(DecodeRecord("").ok());
-  EXPECT_FALSE(DecodeRecord(std::string(1, '\x01') + "{not json").ok());
-  EXPECT_FALSE(DecodeRecord(std::string(1, '\x01') + "{\"id\":\"x\"}").ok());
-}
+INSTANTIATE_TEST_SUITE_P(Backends, DecisionLogContractTest, ::testing::Values(LevelDbBackend()),
+                         BackendName);
 
-TEST_F(DecisionLogTest, WritesSurviveReopenAndLatestWins) {
-  ASSERT_TRUE(log_->Write(Txn("t1", TxnState::kActive), false).ok());
-  ASSERT_TRUE(log_->Write(Txn("t1", TxnState::kCommitting), true, "key-1").ok());
-  Reopen();
-  auto rec = log_->Read("t1");
-  ASSERT_TRUE(rec.ok());
-  ASSERT_TRUE(rec->has_value());
-  EXPECT_EQ((*rec)->state, TxnState::kCommitting);
-  auto key = log_->LookupIdempotencyKey("key-1");
-  ASSERT_TRUE(key.ok());
-  EXPECT_EQ(key->value_or(""), "t1");
-  auto missing = log_->Read("nope");
-  ASSERT_TRUE(missing.ok());
-  EXPECT_FALSE(missing->has_value());
-}
-
-TEST_F(DecisionLogTest, IncompleteIndexFollowsCompletion) {
-  ASSERT_TRUE(log_->Write(Txn("a", TxnState::kCommitting), true).ok());
-  ASSERT_TRUE(log_->Write(Txn("b", TxnState::kAborting), false).ok());
-  Transaction done = Txn("c", TxnState::kCommitted);
-  done.completed = true;
-  done.completed_at_ms = 1000;
-  ASSERT_TRUE(log_->Write(done, false).ok());
-  std::vector<std::string> ids;
-  ASSERT_TRUE(log_->ScanIncomplete([&](Transaction t) {
-                ids.push_back(t.id);
-                return true;
-              }).ok());
-  EXPECT_EQ(ids, (std::vector<std::string>{"a", "b"}));
-  // Completing "a" removes it from the recovery set.
-  Transaction a = Txn("a", TxnState::kCommitted);
-  a.completed = true;
-  a.completed_at_ms = 2000;
-  ASSERT_TRUE(log_->Write(a, false).ok());
-  ids.clear();
-  ASSERT_TRUE(log_->ScanIncomplete([&](Transaction t) {
-                ids.push_back(t.id);
-                return true;
-              }).ok());
-  EXPECT_EQ(ids, (std::vector<std::string>{"b"}));
-}
-
-TEST_F(DecisionLogTest, RetentionDeletesOnlyOldCompletedRecords) {
-  for (int i = 0; i < 5; ++i) {
-    Transaction t = Txn("old" + std::to_string(i), TxnState::kCommitted);
-    t.completed = true;
-    t.completed_at_ms = 1000 + i;
-    ASSERT_TRUE(log_->Write(t, false, "idem-" + std::to_string(i)).ok());
-  }
-  Transaction fresh = Txn("fresh", TxnState::kAborted);
-  fresh.completed = true;
-  fresh.completed_at_ms = 50'000;
-  ASSERT_TRUE(log_->Write(fresh, false).ok());
-  ASSERT_TRUE(log_->Write(Txn("open", TxnState::kCommitting), true).ok());
-
-  auto deleted = log_->DeleteCompletedBefore(1003);
-  ASSERT_TRUE(deleted.ok());
-  EXPECT_EQ(*deleted, 3);
-  EXPECT_FALSE(log_->Read("old0")->has_value());
-  EXPECT_FALSE(log_->LookupIdempotencyKey("idem-0")->has_value());
-  EXPECT_TRUE(log_->Read("old3")->has_value());
-  EXPECT_TRUE(log_->LookupIdempotencyKey("idem-3")->has_value());
-  deleted = log_->DeleteCompletedBefore(100'000);
-  ASSERT_TRUE(deleted.ok());
-  EXPECT_EQ(*deleted, 3);
-  EXPECT_FALSE(log_->Read("fresh")->has_value());
-  EXPECT_TRUE(log_->Read("open")->has_value()) << "incomplete records are never deleted";
-}
-
-TEST_F(DecisionLogTest, OpenFailsOnUnusableDirectory) {
-  auto opened = OpenLevelDbDecisionLog("/proc/verdict-cannot-be-here");
-  EXPECT_FALSE(opened.ok());
+TEST(LevelDbDecisionLogTest, OpenFailsOnUnusableDirectoryOrSecondOpener) {
+  EXPECT_FALSE(OpenLevelDbDecisionLog("/proc/verdict-cannot-be-here").ok());
+  std::string dir =
+      (std::filesystem::temp_directory_path() / ("verdict-log-test-" + NewRandomId())).string();
+  auto first = OpenLevelDbDecisionLog(dir);
+  ASSERT_TRUE(first.ok());
   // A second opener of a live log is refused (LevelDB's lock file).
-  auto second = OpenLevelDbDecisionLog(dir_.string());
-  EXPECT_FALSE(second.ok());
+  EXPECT_FALSE(OpenLevelDbDecisionLog(dir).ok());
+  first = Status::Internal("closed");
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

@@ -62,4 +62,15 @@ struct LevelDbLogOptions {
 Result<std::unique_ptr<DecisionLog>> OpenLevelDbDecisionLog(const std::string& dir,
                                                             const LevelDbLogOptions& options = {});
 
+struct PostgresLogOptions {
+  int pool_size = 8;  // connections; concurrent writers beyond this wait
+};
+
+// Opens the decision log in the PostgreSQL database at `uri` (libpq URI or
+// key=value string), creating its tables if missing. Fails with a one-line
+// reason when the server cannot be reached or the schema has another format.
+// The layout and fsync points are in docs/log-format.md.
+Result<std::unique_ptr<DecisionLog>> OpenPostgresDecisionLog(const std::string& uri,
+                                                             const PostgresLogOptions& options = {});
+
 }  // namespace verdict::coordinator
