@@ -32,13 +32,7 @@ void PrintTo(const CrashCase& c, std::ostream* os) {
   *os << c.failpoint << (c.crasher == Crasher::kCoordinator ? " in verdictd" : " in bank-a");
 }
 
-std::string Name(const CrashCase& c) {
-  std::string n = c.failpoint;
-  for (char& ch : n) {
-    if (!isalnum(static_cast<unsigned char>(ch))) ch = '_';
-  }
-  return n;
-}
+std::string Name(const CrashCase& c) { return TestNameOf(c.failpoint); }
 
 using CrashParam = std::tuple<Store, std::string /*protocol*/, CrashCase>;
 
@@ -281,9 +275,7 @@ INSTANTIATE_TEST_SUITE_P(
     All, RecoveryScenarioTest,
     ::testing::Combine(::testing::Values(Store::kEmbedded, Store::kPostgres),
                        ::testing::Values("2pc", "3pc")),
-    [](const ::testing::TestParamInfo<std::tuple<Store, std::string>>& info) {
-      return StoreName(std::get<0>(info.param)) + "_" + std::get<1>(info.param);
-    });
+    StoreProtocolName);
 
 }  // namespace
 }  // namespace verdict::testing

@@ -13,6 +13,8 @@ struct LogCrashCase {
   std::string expect;  // "committed" | "aborted"
 };
 
+void PrintTo(const LogCrashCase& c, std::ostream* os) { *os << c.failpoint << " -> " << c.expect; }
+
 class PostgresLogCrashTest : public ClusterFixture,
                              public ::testing::WithParamInterface<std::tuple<Store, LogCrashCase>> {
  protected:
@@ -45,11 +47,8 @@ INSTANTIATE_TEST_SUITE_P(
                                          LogCrashCase{"coordinator.after_first_phase2_send",
                                                       "committed"})),
     [](const ::testing::TestParamInfo<std::tuple<Store, LogCrashCase>>& info) {
-      std::string n = StoreName(std::get<0>(info.param)) + "_" + std::get<1>(info.param).failpoint;
-      for (char& ch : n) {
-        if (!isalnum(static_cast<unsigned char>(ch))) ch = '_';
-      }
-      return n;
+      return TestNameOf(StoreName(std::get<0>(info.param)) + "_" +
+                        std::get<1>(info.param).failpoint);
     });
 
 class PostgresLogTest : public ClusterFixture, public ::testing::WithParamInterface<Store> {

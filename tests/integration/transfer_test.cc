@@ -161,9 +161,7 @@ INSTANTIATE_TEST_SUITE_P(
     All, TransferTest,
     ::testing::Combine(::testing::Values(Store::kEmbedded, Store::kPostgres),
                        ::testing::Values("2pc", "3pc")),
-    [](const ::testing::TestParamInfo<std::tuple<Store, std::string>>& info) {
-      return StoreName(std::get<0>(info.param)) + "_" + std::get<1>(info.param);
-    });
+    StoreProtocolName);
 
 }  // namespace
 }  // namespace verdict::testing

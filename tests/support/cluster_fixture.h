@@ -6,7 +6,9 @@
 
 #include <gtest/gtest.h>
 
+#include <cctype>
 #include <memory>
+#include <tuple>
 #include <string>
 #include <utility>
 #include <vector>
@@ -20,6 +22,20 @@ enum class Store { kEmbedded, kPostgres };
 
 inline std::string StoreName(Store s) { return s == Store::kEmbedded ? "embedded" : "postgres"; }
 inline void PrintTo(Store s, std::ostream* os) { *os << StoreName(s); }
+
+// "<store>_<protocol>", for suites parameterized over (Store, "2pc"|"3pc").
+inline std::string StoreProtocolName(
+    const ::testing::TestParamInfo<std::tuple<Store, std::string>>& info) {
+  return StoreName(std::get<0>(info.param)) + "_" + std::get<1>(info.param);
+}
+
+// `text` with every character GoogleTest refuses in a test name replaced by '_'.
+inline std::string TestNameOf(std::string text) {
+  for (char& ch : text) {
+    if (!isalnum(static_cast<unsigned char>(ch))) ch = '_';
+  }
+  return text;
+}
 
 class ClusterFixture : public ::testing::Test {
  protected:
