@@ -40,24 +40,13 @@ Result<std::unique_ptr<PgBankStore>> PgBankStore::Open(
   std::unique_ptr<PgBankStore> store(new PgBankStore(std::move(opened).value()));
 
   // Several banks may open one fresh database at once: serialize the CREATEs.
-  Status s = store->resource_->WithAutocommit([](pqxx::nontransaction& tx) -> Status {
-    tx.exec0("BEGIN");
-    try {
-      tx.exec("SELECT pg_advisory_xact_lock(hashtext('verdict_bank_accounts'))");
-      tx.exec0(
-          "CREATE TABLE IF NOT EXISTS verdict_bank_accounts (participant text NOT NULL,"
-          " id text NOT NULL, balance bigint NOT NULL CHECK (balance >= 0),"
-          " PRIMARY KEY (participant, id))");
-      tx.exec0("COMMIT");
-    } catch (...) {
-      try {
-        tx.exec0("ROLLBACK");
-      } catch (...) {
-      }
-      throw;
-    }
-    return Status::Ok();
-  });
+  Status s = store->resource_->WithSchemaLock(
+      "create accounts table", "verdict_bank_accounts", [](pqxx::nontransaction& tx) {
+        tx.exec0(
+            "CREATE TABLE IF NOT EXISTS verdict_bank_accounts (participant text NOT NULL,"
+            " id text NOT NULL, balance bigint NOT NULL CHECK (balance >= 0),"
+            " PRIMARY KEY (participant, id))");
+      });
   if (!s.ok()) return Status(s.code(), "creating the accounts table: " + s.message());
   return store;
 }

@@ -461,27 +461,16 @@ Result<std::unique_ptr<PostgresResource>> PostgresResource::Open(const std::stri
   }
   // Schema set-up, serialized across processes by an advisory lock so that two
   // participants opening one fresh database at once do not race on CREATE.
-  s = resource->RunShort("create metadata table", [](pqxx::nontransaction& tx) -> Status {
-    tx.exec0("BEGIN");
-    try {
-      tx.exec("SELECT pg_advisory_xact_lock(hashtext('verdict_participant_txns'))");
-      tx.exec0(std::string("CREATE TABLE IF NOT EXISTS ") + kMetaTable +
-               " (gid text PRIMARY KEY, participant text NOT NULL, txn_id text NOT NULL,"
-               " protocol text NOT NULL DEFAULT '', coordinator text NOT NULL DEFAULT '',"
-               " peers text NOT NULL DEFAULT '[]', state text NOT NULL,"
-               " updated_at timestamptz NOT NULL DEFAULT now())");
-      tx.exec0(std::string("CREATE INDEX IF NOT EXISTS verdict_participant_txns_by_age ON ") +
-               kMetaTable + " (participant, updated_at)");
-      tx.exec0("COMMIT");
-    } catch (...) {
-      try {
-        tx.exec0("ROLLBACK");
-      } catch (...) {
-      }
-      throw;
-    }
-    return Status::Ok();
-  });
+  s = resource->WithSchemaLock(
+      "create metadata table", "verdict_participant_txns", [](pqxx::nontransaction& tx) {
+        tx.exec0(std::string("CREATE TABLE IF NOT EXISTS ") + kMetaTable +
+                 " (gid text PRIMARY KEY, participant text NOT NULL, txn_id text NOT NULL,"
+                 " protocol text NOT NULL DEFAULT '', coordinator text NOT NULL DEFAULT '',"
+                 " peers text NOT NULL DEFAULT '[]', state text NOT NULL,"
+                 " updated_at timestamptz NOT NULL DEFAULT now())");
+        tx.exec0(std::string("CREATE INDEX IF NOT EXISTS verdict_participant_txns_by_age ON ") +
+                 kMetaTable + " (participant, updated_at)");
+      });
   if (!s.ok()) return s;
   VLOG_INFO(kComponent, "participant '" << resource->participant_name()
                                         << "' using PostgreSQL (max_prepared_transactions="
@@ -538,6 +527,25 @@ Status PostgresResource::RunShort(const std::string& what,
 
 Status PostgresResource::WithAutocommit(const std::function<Status(pqxx::nontransaction&)>& fn) {
   return RunShort("", fn, /*retry_stale=*/false);
+}
+
+Status PostgresResource::WithSchemaLock(const std::string& what, const std::string& lock_name,
+                                        const std::function<void(pqxx::nontransaction&)>& ddl) {
+  return RunShort(what, [&](pqxx::nontransaction& tx) -> Status {
+    tx.exec0("BEGIN");
+    try {
+      tx.exec("SELECT pg_advisory_xact_lock(hashtext(" + tx.quote(lock_name) + "))");
+      ddl(tx);
+      tx.exec0("COMMIT");
+    } catch (...) {
+      try {
+        tx.exec0("ROLLBACK");
+      } catch (...) {
+      }
+      throw;
+    }
+    return Status::Ok();
+  });
 }
 
 std::shared_ptr<PostgresResource::OpenTxn> PostgresResource::FindOpen(const std::string& txn_id) {

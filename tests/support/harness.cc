@@ -554,7 +554,7 @@ std::string ServiceProcess::url() const { return "http://127.0.0.1:" + std::to_s
 
 std::string ServiceProcess::LogTail(int lines) const { return TailFile(log_path_, lines); }
 
-bool ServiceProcess::StartNoWait() {
+bool ServiceProcess::Spawn() {
   if (process_ != nullptr) process_->Kill9();
   ProcessOptions po;
   po.binary = BinPath(binary_name_);
@@ -562,7 +562,11 @@ bool ServiceProcess::StartNoWait() {
   po.env = options_.env;
   po.log_path = log_path_;
   process_ = std::make_unique<Process>(std::move(po));
-  if (!process_->Start()) {
+  return process_->Start();
+}
+
+bool ServiceProcess::StartNoWait() {
+  if (!Spawn()) {
     ADD_FAILURE() << binary_name_ << ": " << process_->error();
     return false;
   }
@@ -583,14 +587,7 @@ bool ServiceProcess::StartNoWait() {
     std::error_code ec;
     auto log_size_before =
         std::filesystem::exists(log_path_, ec) ? std::filesystem::file_size(log_path_, ec) : 0;
-    if (process_ != nullptr) process_->Kill9();
-    ProcessOptions po;
-    po.binary = BinPath(binary_name_);
-    po.args = BuildArgs();
-    po.env = options_.env;
-    po.log_path = log_path_;
-    process_ = std::make_unique<Process>(std::move(po));
-    if (!process_->Start()) {
+    if (!Spawn()) {
       return ::testing::AssertionFailure()
              << binary_name_ << " did not start: " << process_->error() << "\n--- log tail ("
              << log_path_ << "):\n"

@@ -243,6 +243,8 @@ class ServiceProcess {
 
  private:
   ::testing::AssertionResult StartAndWait(bool allow_new_port);
+  // Kills any running instance and starts a new one with the current options.
+  bool Spawn();
 
   std::string binary_name_;
   ServiceOptions options_;

@@ -131,6 +131,13 @@ class PostgresResource final : public Resource {
   // creation, committed reads, schema set-up. Exceptions map as above.
   Status WithAutocommit(const std::function<Status(pqxx::nontransaction&)>& fn);
 
+  // Runs `ddl` in one transaction that holds the advisory lock named
+  // `lock_name`, so processes setting up the same schema at once do not race
+  // (CREATE ... IF NOT EXISTS is not safe concurrently). Rolled back when ddl
+  // throws; exceptions map as above, with `what` as context.
+  Status WithSchemaLock(const std::string& what, const std::string& lock_name,
+                        const std::function<void(pqxx::nontransaction&)>& ddl);
+
   // Resource. Prepare: kYes only after PREPARE TRANSACTION succeeded (work and
   // metadata durable); kReadOnly (and commit) when the txn wrote nothing;
   // kNo when there is no open transaction or it failed. A repeated prepare
