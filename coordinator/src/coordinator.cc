@@ -1,8 +1,8 @@
 #include "verdict/coordinator/coordinator.h"
 
 #include <algorithm>
-#include <random>
 
+#include "verdict/common/backoff.h"
 #include "verdict/common/failpoint.h"
 #include "verdict/common/ids.h"
 #include "verdict/common/logging.h"
@@ -11,7 +11,8 @@ namespace verdict::coordinator {
 
 // Per-participant phase-two delivery state; runtime only, never logged.
 struct SendState {
-  int attempts = 0;
+  explicit SendState(const CoordinatorOptions& o) : backoff(o.retry_initial, o.retry_max) {}
+  Backoff backoff;       // delay before the next retry; reset by ResumePending
   uint64_t gen = 0;      // bumped to cancel scheduled retries
   bool in_flight = false;
 };
@@ -330,7 +331,7 @@ Result<Transaction> Coordinator::RunAbort(const std::shared_ptr<Entry>& e, const
     e->txn.state = TxnState::kAborting;
     e->txn.reason = reason;
     e->txn.decided_at_ms = clock_->NowUnixMs();
-    e->sends.assign(e->txn.participants.size(), SendState{});
+    e->sends.assign(e->txn.participants.size(), SendState(options_));
     // Not forced: with no record, recovery and participants presume abort.
     WriteLog(*e, /*sync=*/false).IgnoreError();
   }
@@ -347,15 +348,37 @@ Status Coordinator::LogCommitDecision(Entry& e) {
   // The commit record may or may not have reached the disk. A durable abort
   // written now supersedes it; until one is durable the outcome is unknown.
   std::string cause = s.message();
-  e.txn.state = TxnState::kAborting;
-  e.txn.reason = "decision log write failed: " + cause;
-  Status abort_written = WriteLog(e, /*sync=*/true);
-  if (abort_written.ok()) return Status::Unavailable(cause);
-  e.txn.state = TxnState::kPreparing;
-  e.txn.reason.clear();
+  if (TryDurableAbort(e, "decision log write failed: " + cause)) return Status::Unavailable(cause);
   e.log_in_doubt = true;
   return Status::InDoubt("decision log write failed and the outcome of " + e.txn.id +
                          " is unknown: " + cause);
+}
+
+bool Coordinator::TryDurableAbort(Entry& e, const std::string& reason) {
+  e.txn.state = TxnState::kAborting;
+  e.txn.reason = reason;
+  if (WriteLog(e, /*sync=*/true).ok()) return true;
+  e.txn.state = TxnState::kPreparing;
+  e.txn.reason.clear();
+  return false;
+}
+
+void Coordinator::RetryAbortDecision(const std::string& id) {
+  std::shared_ptr<Entry> e = Find(id);
+  if (!e || stopped_) return;
+  {
+    std::lock_guard lock(e->mu);
+    if (!TryDurableAbort(*e, "decision log write failed")) {
+      timers_.ScheduleAfter(options_.retry_max, [this, id] {
+        drivers_.Submit([this, id] { RetryAbortDecision(id); });
+      });
+      return;
+    }
+    e->log_in_doubt = false;
+  }
+  Phase2Round(e, Decision::kAbort);
+  std::lock_guard lock(e->mu);
+  FinishDrive(e, TxnState::kAborted);
 }
 
 Result<Transaction> Coordinator::RunCommit(const std::shared_ptr<Entry>& e) {
@@ -382,17 +405,20 @@ Result<Transaction> Coordinator::RunCommit(const std::shared_ptr<Entry>& e) {
   for (size_t i = 0; i < parts.size(); ++i) {
     txn.participants[i].vote = outcomes[i].vote;
     if (outcomes[i].vote == Vote::kNo) {
-      if (outcomes[i].detail != "voted no") counters_.prepare_failures.fetch_add(1);
-      // A participant that voted no (or never prepared) holds no prepared
-      // work, but one whose prepare failed in flight might: it still gets abort.
-      if (outcomes[i].detail == "voted no") txn.participants[i].acked = true;
+      // A participant that voted no holds no prepared work, but one whose
+      // prepare failed in flight might: it still gets the abort.
+      if (outcomes[i].answered) {
+        txn.participants[i].acked = true;
+      } else {
+        counters_.prepare_failures.fetch_add(1);
+      }
       if (no_reason.empty()) no_reason = "participant " + parts[i].name + " " + outcomes[i].detail;
     } else if (outcomes[i].vote == Vote::kReadOnly) {
       txn.participants[i].acked = true;  // nothing to tell a read-only participant
     }
   }
   txn.decided_at_ms = clock_->NowUnixMs();
-  e->sends.assign(txn.participants.size(), SendState{});
+  e->sends.assign(txn.participants.size(), SendState(options_));
 
   if (!no_reason.empty()) {
     txn.state = TxnState::kAborting;
@@ -413,29 +439,9 @@ Result<Transaction> Coordinator::RunCommit(const std::shared_ptr<Entry>& e) {
       e->cv.notify_all();
       counters_.in_doubt_replies.fetch_add(1);
       // Keep trying to make an abort durable in the background.
-      std::string tid = txn.id;
-      timers_.ScheduleAfter(options_.retry_initial, [this, tid] {
-        drivers_.Submit([this, tid] {
-          std::shared_ptr<Entry> en = Find(tid);
-          if (!en) return;
-          for (;;) {
-            {
-              std::lock_guard l(en->mu);
-              en->txn.state = TxnState::kAborting;
-              en->txn.reason = "decision log write failed";
-              if (WriteLog(*en, /*sync=*/true).ok()) {
-                en->log_in_doubt = false;
-                break;
-              }
-              en->txn.state = TxnState::kPreparing;
-            }
-            if (stopped_) return;
-            std::this_thread::sleep_for(options_.retry_max);
-          }
-          Phase2Round(en, Decision::kAbort);
-          std::lock_guard l(en->mu);
-          FinishDrive(en, TxnState::kAborted);
-        });
+      std::string id = txn.id;
+      timers_.ScheduleAfter(options_.retry_initial, [this, id] {
+        drivers_.Submit([this, id] { RetryAbortDecision(id); });
       });
       return logged;
     }
@@ -502,7 +508,6 @@ void Coordinator::Phase2Round(const std::shared_ptr<Entry>& e, Decision decision
     if (results[k].ok()) {
       e->txn.participants[pending[k]].acked = true;
     } else {
-      st.attempts++;
       VLOG_DEBUG(kComponent, "txn " << id << ": " << DecisionName(decision) << " to "
                                     << urls[k] << " failed: " << results[k].ToString());
     }
@@ -547,12 +552,7 @@ void Coordinator::ScheduleEviction(const std::shared_ptr<Entry>& e) {
 
 void Coordinator::ScheduleRetry(const std::shared_ptr<Entry>& e, size_t index) {
   SendState& st = e->sends[index];
-  int shift = std::min(st.attempts, 20);
-  auto base = std::min<int64_t>(options_.retry_max.count(),
-                                options_.retry_initial.count() * (int64_t{1} << shift));
-  thread_local std::minstd_rand rng{std::random_device{}()};
-  int64_t half = std::max<int64_t>(1, base / 2);
-  auto delay = std::chrono::milliseconds(half + std::uniform_int_distribution<int64_t>(0, half)(rng));
+  std::chrono::milliseconds delay = st.backoff.Next();
   uint64_t gen = st.gen;
   std::weak_ptr<Entry> weak = e;
   timers_.ScheduleAfter(delay, [this, weak, index, gen] {
@@ -584,7 +584,6 @@ void Coordinator::SendOne(const std::shared_ptr<Entry>& e, size_t index, uint64_
     MaybeComplete(e);
     return;
   }
-  st.attempts++;
   if (st.gen == gen && !stopped_) ScheduleRetry(e, index);
 }
 
@@ -601,7 +600,7 @@ Status Coordinator::Adopt(Transaction txn) {
   e->txn = std::move(txn);
   e->txn.state = d == Decision::kCommit ? TxnState::kCommitted : TxnState::kAborted;
   e->outcome_ready = true;
-  e->sends.assign(e->txn.participants.size(), SendState{});
+  e->sends.assign(e->txn.participants.size(), SendState(options_));
   Insert(e);
   std::lock_guard lock(e->mu);
   MaybeComplete(e);
@@ -631,7 +630,7 @@ int Coordinator::ResumePending() {
       if (e->txn.participants[i].acked || e->sends[i].in_flight) continue;
       SendState& st = e->sends[i];
       st.gen++;  // cancels the scheduled retry
-      st.attempts = 0;
+      st.backoff.Reset();
       uint64_t gen = st.gen;
       fanout_.Submit([this, e, i, gen] { SendOne(e, i, gen); });
       any = true;

@@ -12,23 +12,23 @@ PrepareOutcome ParticipantClient::Prepare(const std::string& url, const std::str
                                           Protocol protocol, const std::string& coordinator_url,
                                           const std::vector<std::string>& peers) {
   Status fp = failpoint::Hit("coordinator.before_prepare_send");
-  if (!fp.ok()) return {Vote::kNo, fp.message()};
+  if (!fp.ok()) return {Vote::kNo, false, fp.message()};
   json body = {{"txn_id", txn_id},
                {"protocol", std::string(ProtocolName(protocol))},
                {"coordinator", coordinator_url},
                {"participants", peers}};
   Result<HttpResponse> res = transport_->Post(JoinUrl(url, "/prepare"), body.dump(), prepare_timeout_);
-  if (!res.ok()) return {Vote::kNo, "prepare failed: " + res.status().message()};
+  if (!res.ok()) return {Vote::kNo, false, "prepare failed: " + res.status().message()};
   if (res->status != 200) {
-    return {Vote::kNo, "prepare answered HTTP " + std::to_string(res->status)};
+    return {Vote::kNo, false, "prepare answered HTTP " + std::to_string(res->status)};
   }
   json reply = json::parse(res->body, nullptr, false);
   if (!reply.is_object() || !reply.contains("vote") || !reply["vote"].is_string()) {
-    return {Vote::kNo, "prepare reply has no vote"};
+    return {Vote::kNo, false, "prepare reply has no vote"};
   }
   std::optional<Vote> vote = ParseVote(reply["vote"].get<std::string>());
-  if (!vote) return {Vote::kNo, "prepare reply has an unknown vote"};
-  return {*vote, *vote == Vote::kNo ? "voted no" : ""};
+  if (!vote) return {Vote::kNo, false, "prepare reply has an unknown vote"};
+  return {*vote, true, *vote == Vote::kNo ? "voted no" : ""};
 }
 
 Status ParticipantClient::SendPhaseMessage(const std::string& url, const char* verb,

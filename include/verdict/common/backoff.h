@@ -4,7 +4,6 @@
 
 #include <chrono>
 #include <cstdint>
-#include <random>
 
 namespace verdict {
 
@@ -21,7 +20,6 @@ class Backoff {
   std::chrono::milliseconds initial_;
   std::chrono::milliseconds max_;
   std::chrono::milliseconds current_;
-  std::minstd_rand rng_{std::random_device{}()};
 };
 
 }  // namespace verdict

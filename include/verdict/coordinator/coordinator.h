@@ -133,6 +133,12 @@ class Coordinator {
   // Logs the commit (2PC) or precommit (3PC) decision; on failure, tries to
   // replace it with a durable abort. Called and returns with e->mu held.
   Status LogCommitDecision(Entry& e);
+  // Makes a durable abort replace whatever decision record is in the log;
+  // on failure leaves the txn undecided (preparing). e.mu held.
+  bool TryDurableAbort(Entry& e, const std::string& reason);
+  // Background: retries TryDurableAbort for a txn whose decision is in doubt
+  // (every retry_max) and drives the abort once it is durable.
+  void RetryAbortDecision(const std::string& id);
   // Sends the outcome to every unacknowledged participant once, in parallel.
   void Phase2Round(const std::shared_ptr<Entry>& e, Decision decision);
   // Marks the drive finished and schedules retries or completion. e->mu held.

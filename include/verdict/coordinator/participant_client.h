@@ -15,6 +15,9 @@ namespace verdict::coordinator {
 
 struct PrepareOutcome {
   Vote vote = Vote::kNo;
+  // True when the participant answered with a vote; false when the exchange
+  // failed (it may still have prepared, so it must hear the abort).
+  bool answered = false;
   std::string detail;  // why it is no (failure, timeout, explicit vote)
 };
 
